@@ -1,0 +1,1 @@
+"""Run types beyond the plain classifier; each module registers its tasks with the pipeline."""
