@@ -44,6 +44,17 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .tasks.jem import sample_from_checkpoint
+
+    path = sample_from_checkpoint(
+        args.checkpoint, args.out, n_per_class=args.per_class, n_steps=args.steps, step_size=args.step_size,
+        noise_std=args.noise_std, conditional=not args.marginal, seed=args.seed, device=args.device or "auto",
+    )
+    print(f"sample grid: {Path(path).resolve()}")
+    return 0
+
+
 def _cmd_recipes(args: argparse.Namespace) -> int:
     import yaml
 
@@ -84,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     direction.add_argument("--lower-is-ood", dest="higher_is_ood", action="store_false", help="lower score means more OOD (MSP, max-logit)")
     metrics.add_argument("--tpr", type=float, default=0.95, help="target true positive rate of FPR@TPR (default 0.95)")
     metrics.set_defaults(func=_cmd_metrics)
+
+    sample = sub.add_parser("sample", help="draw a Langevin sample grid from a trained run (PNG)")
+    sample.add_argument("checkpoint", help="run folder or checkpoint file written by `energyview train`")
+    sample.add_argument("--out", required=True, help="path of the PNG grid to write")
+    sample.add_argument("--per-class", type=int, default=10, help="samples per grid row; the grid has one row per class (default 10)")
+    sample.add_argument("--steps", type=int, default=100, help="Langevin steps per chain (default 100)")
+    sample.add_argument("--step-size", type=float, help="Langevin step size η (default: the run's sampler setting)")
+    sample.add_argument("--noise-std", type=float, help="noise σ per step of the decoupled update (default: the run's setting)")
+    sample.add_argument("--marginal", action="store_true",
+                        help="sample p(x) from the run's replay buffer instead of p(x | y) from fresh chains")
+    sample.add_argument("--seed", type=int, default=0, help="random seed of the initial chains and the noise (default 0)")
+    sample.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    sample.set_defaults(func=_cmd_sample)
 
     recipes = sub.add_parser("recipes", help="list the shipped recipes")
     recipes.set_defaults(func=_cmd_recipes)

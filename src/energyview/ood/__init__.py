@@ -37,3 +37,4 @@ __all__ = [
     "score_from_energy_matrix",
 ]
 
+from . import input_scores  # noqa: E402,F401 - registers the "grad_norm" input score
