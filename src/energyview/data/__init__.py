@@ -35,6 +35,7 @@ from .registry import (
     register_dataset,
 )
 from .vision import TORCHVISION_DATASETS, VisionDataset, make_image_folder, make_torchvision_dataset, to_signed_unit
+from . import augment, text  # noqa: F401 - registers text-topics and image-captions
 
 __all__ = [
     "DATA_RANGE",

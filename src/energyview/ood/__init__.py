@@ -38,3 +38,4 @@ __all__ = [
 ]
 
 from . import input_scores  # noqa: E402,F401 - registers the "grad_norm" input score
+from . import zero_shot  # noqa: E402,F401 - registers the "mcm" score

@@ -1,3 +1,3 @@
 """Run types beyond the plain classifier; each module registers its tasks with the pipeline."""
 
-from . import jem  # noqa: F401
+from . import contrastive, jem  # noqa: F401
