@@ -158,7 +158,7 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = Non
     state = load_checkpoint(checkpoint)
     recipe_dict = state.get("extra", {}).get("recipe")
     if recipe_dict is None:
-        raise ValueError(f"{checkpoint} holds no recipe; pass a checkpoint written by `energyview train`")
+        raise ValueError(f"{checkpoint} contains no recipe; pass a checkpoint written by `energyview train`")
     for section, values in (overrides or {}).items():
         recipe_dict[section].update(values)
     recipe = recipe_from_dict(recipe_dict, f"recipe stored in {checkpoint}")
@@ -166,7 +166,10 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = Non
     model = build_classifier(recipe, test_set.num_classes, test_set.input_shape[0])
     model.load_state_dict(state["model"])
     model.to(resolve_device(device))
-    out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent if Path(checkpoint).is_file() else Path(checkpoint)
+    if out_dir is not None:
+        out = Path(out_dir)
+    else:  # next to the checkpoint: the run folder itself, or the folder holding the .pt file
+        out = Path(checkpoint).parent if Path(checkpoint).is_file() else Path(checkpoint)
     return evaluate_classifier(model, recipe, test_set, out)
 
 

@@ -52,7 +52,7 @@ def save_sample_grid(images: torch.Tensor, path: str | Path, nrow: int = 10, val
 
 def plot_score_histograms(scores_in: Mapping[str, np.ndarray], scores_out: Mapping[str, np.ndarray], path: str | Path,
                           in_label: str = "in-distribution", out_label: str = "OOD", title: str | None = None) -> Path:
-    """One panel per score: overlaid histograms of the in-distribution and OOD values."""
+    """Plot one panel per score with overlaid histograms of the in-distribution and OOD values."""
     plt = _pyplot()
     names = list(scores_in)
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3), squeeze=False)

@@ -35,7 +35,7 @@ RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
 
 class RecipeError(ValueError):
-    """A recipe file is missing, malformed, or holds an invalid value."""
+    """A recipe file is missing or malformed, or contains an invalid value."""
 
 
 @dataclass
@@ -68,7 +68,7 @@ class ObjectiveConfig:
 
 @dataclass
 class EvalConfig:
-    """What the evaluation after training measures."""
+    """Evaluation settings: the test split, OOD sets, scores, temperature and report options."""
 
     split: str = "test"
     ood_sets: list[str] = field(default_factory=list)  # dataset names (or "name:split") scored as OOD

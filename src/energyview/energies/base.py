@@ -83,7 +83,7 @@ class EnergyModel(nn.Module):
         return self.energy_matrix(x, candidates)
 
     def energy(self, x: Any, y: torch.Tensor, candidates: Any = None) -> torch.Tensor:
-        """Return the paired energy E(x_i, y_i) as ``[B]``; ``y`` holds candidate indices."""
+        """Return the paired energy E(x_i, y_i) as ``[B]``; ``y`` contains candidate indices."""
         matrix = self.energy_matrix(x, candidates)
         y = check_labels(y, matrix.shape[0], matrix.shape[1])
         return matrix.gather(1, y.to(matrix.device).unsqueeze(1)).squeeze(1)

@@ -68,9 +68,9 @@ class DigitsCNN(nn.Module):
 class MLP(nn.Module):
     """A fully connected network on flattened inputs, returning ``[B, num_classes]`` logits.
 
-    Unlike a CNN with pooling, every weight is tied to a pixel position, so inputs whose mass sits
-    where digits have background get high energies: on digits this MLP separates far-OOD inputs
-    better than the CNN, at a slightly lower accuracy.
+    Unlike a CNN with pooling, every weight is tied to a pixel position, so inputs with ink where
+    digits have background tend to get higher energies. On digits this MLP separates far-OOD
+    inputs better than the CNN, at a slightly lower accuracy.
     """
 
     def __init__(

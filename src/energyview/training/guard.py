@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class DivergenceError(RuntimeError):
-    """Training diverged and the guard could not (or was told not to) recover."""
+    """Training diverged, and the guard could not recover or was disabled."""
 
 
 class DivergenceGuard:

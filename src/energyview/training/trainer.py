@@ -146,9 +146,11 @@ class Trainer:
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
         """Load ``path`` (default: the run folder's last checkpoint); return False if none exists."""
-        path = Path(path) if path is not None else (self.out_dir / CHECKPOINT_NAME if self.out_dir else None)
-        if path is None or not path.exists():
+        if path is None and self.out_dir is not None:
+            path = self.out_dir / CHECKPOINT_NAME
+        if path is None or not Path(path).exists():
             return False
+        path = Path(path)
         state = load_checkpoint(path, map_location=self.device)
         self.load_state_dict(state)
         self._lr_scale = state.get("lr_scale", 1.0)
@@ -283,7 +285,7 @@ class Trainer:
         return loader, sampler
 
     def _epoch_batches(self):
-        # The data order of an epoch depends only on (seed, epoch), so a resumed run sees the same batches.
+        # The data order of an epoch depends only on (seed, epoch), so a resumed run gets the same batches.
         self._generator.manual_seed(self.config.seed * 1_000_003 + self.epoch)
         if self.sampler is not None:
             self.sampler.set_epoch(self.epoch)
