@@ -1,4 +1,6 @@
 import csv
+import os
+import signal
 
 import pytest
 import torch
@@ -7,7 +9,14 @@ from torch.utils.data import TensorDataset
 
 from energyview.energies import ClassifierEnergy
 from energyview.objectives import ConditionalNLL, Objective, conditional_nll
-from energyview.training import DivergenceError, GuardConfig, TrainConfig, Trainer, load_checkpoint
+from energyview.training import (
+    DivergenceError,
+    GuardConfig,
+    TrainConfig,
+    Trainer,
+    TrainingInterrupted,
+    load_checkpoint,
+)
 
 
 def _data(n=96):
@@ -74,34 +83,51 @@ def test_training_reduces_loss_and_logs(tmp_path):
 
 
 class InterruptingObjective(ConditionalNLL):
-    """Conditional NLL that raises KeyboardInterrupt on its n-th call, like Ctrl-C mid-run."""
+    """Conditional NLL that sends this process SIGINT (Ctrl-C) during its n-th call."""
 
-    def __init__(self, interrupt_call):
+    def __init__(self, interrupt_call, raw=False):
         super().__init__()
         self.interrupt_call = interrupt_call
+        self.raw = raw
         self.calls = 0
 
     def forward(self, model, batch):
         self.calls += 1
         if self.calls == self.interrupt_call:
-            raise KeyboardInterrupt
+            if self.raw:
+                raise KeyboardInterrupt  # not through the signal handler
+            os.kill(os.getpid(), signal.SIGINT)
         return super().forward(model, batch)
 
 
-@pytest.mark.parametrize("interrupt_call,position", [(7, (1, 0)), (10, (1, 3))])
-def test_resume_after_interrupt_matches_uninterrupted(tmp_path, interrupt_call, position):
+@pytest.mark.parametrize("interrupt_call,position", [(6, (0, 6)), (10, (1, 4))])
+def test_resume_after_ctrl_c_matches_uninterrupted(tmp_path, interrupt_call, position):
     straight = _model()
     Trainer(straight, ConditionalNLL(), _data(), _config(), tmp_path / "a").fit()
 
     interrupted = _model()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingInterrupted) as info:
         Trainer(interrupted, InterruptingObjective(interrupt_call), _data(), _config(), tmp_path / "b").fit()
+    assert info.value.step == interrupt_call  # the step in progress finished before stopping
+    assert info.value.checkpoint == tmp_path / "b" / "checkpoint-last.pt"
     state = load_checkpoint(tmp_path / "b")
     assert (state["epoch"], state["batch_in_epoch"]) == position
     assert state["finished"] is False
     resumed = _model(seed=99)  # a different init: everything must come from the checkpoint
     Trainer(resumed, ConditionalNLL(), _data(), _config(), tmp_path / "b").fit(resume=True)
     assert torch.equal(_params(resumed), _params(straight))
+
+
+def test_ctrl_c_handler_is_removed_after_fit(tmp_path):
+    before = signal.getsignal(signal.SIGINT)
+    Trainer(_model(), ConditionalNLL(), _data(), _config(epochs=1), tmp_path).fit()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_raw_keyboard_interrupt_saves_nothing_half_done(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_model(), InterruptingObjective(3, raw=True), _data(), _config(), tmp_path).fit()
+    assert not (tmp_path / "checkpoint-last.pt").exists()
 
 
 def test_max_steps_stops_mid_epoch(tmp_path):
@@ -209,12 +235,12 @@ def test_missing_cuda_is_a_clear_error():
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     from energyview.training import checkpoint as ckpt
 
-    path = ckpt.save_checkpoint({"a": torch.ones(2)}, tmp_path / "c.pt")
+    path = ckpt.save_checkpoint({"model": {}, "a": torch.ones(2)}, tmp_path / "c.pt")
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt.torch, "save", crash)
     with pytest.raises(OSError, match="disk full"):
-        ckpt.save_checkpoint({"a": torch.zeros(2)}, path)
+        ckpt.save_checkpoint({"model": {}, "a": torch.zeros(2)}, path)
     assert torch.equal(ckpt.load_checkpoint(path)["a"], torch.ones(2))

@@ -20,10 +20,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .pipeline import run_recipe
     from .recipes import load_recipe
 
+    from .training import TrainingInterrupted
+
     recipe = load_recipe(args.recipe, overrides=args.set)
     if args.device:
         recipe.train.device = args.device
-    run_recipe(recipe, args.out, resume=args.resume)
+    try:
+        run_recipe(recipe, args.out, resume=args.resume)
+    except TrainingInterrupted as stop:
+        print(f"energyview train: interrupted after step {stop.step}; checkpoint saved to {stop.checkpoint}. "
+              f"Continue with: energyview train {args.recipe} --out {args.out} --resume", file=sys.stderr)
+        return 130
     print(f"run folder: {Path(args.out).resolve()}")
     return 0
 
@@ -46,6 +53,9 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .tasks.jem import sample_from_checkpoint
+
+    if Path(args.out).suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {args.out!r}")
 
     path = sample_from_checkpoint(
         args.checkpoint, args.out, n_per_class=args.per_class, n_steps=args.steps, step_size=args.step_size,
@@ -82,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ood = sub.add_parser("ood", help="evaluate a trained run again: accuracy, ECE, OOD table and plots")
     ood.add_argument("checkpoint", help="run folder or checkpoint file written by `energyview train`")
-    ood.add_argument("--out", help="folder for the report (default: next to the checkpoint)")
+    ood.add_argument("--out", help="folder for the report (default: RUN_DIR/ood-T<temperature>, so the training report is kept)")
     ood.add_argument("--temperature", type=float, help="temperature T of the scores (default: the recipe's)")
     ood.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     ood.set_defaults(func=_cmd_ood)
@@ -119,6 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(f"energyview {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         if args.verbose:
             raise

@@ -51,10 +51,27 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dic
         close = difflib.get_close_matches(recipe.task, list(_TASKS), n=2)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown task {recipe.task!r} in recipe {recipe.name!r}; known tasks: {', '.join(list_tasks())}.{hint}")
+    check_evaluation_names(recipe)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     return _TASKS[recipe.task](recipe, out, resume)
+
+
+def check_evaluation_names(recipe: Recipe) -> None:
+    """Reject unknown OOD score and dataset names before any training time is spent."""
+    from .data import list_datasets
+    from .ood import get_score
+
+    for name in recipe.evaluation.scores:
+        get_score(name)  # raises with the known names and close matches
+    known = list_datasets()
+    for entry in [recipe.data.name, *recipe.evaluation.ood_sets, *([recipe.data.outliers] if recipe.data.outliers else [])]:
+        name = entry.partition(":")[0]
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=2)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(f"unknown dataset {name!r} in recipe {recipe.name!r}; known datasets: {', '.join(known)}.{hint}")
 
 
 class NoisyDataset(Dataset):
@@ -155,6 +172,13 @@ def _classifier_task(recipe: Recipe, out: Path, resume: bool) -> dict[str, Any]:
 def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None, device: str = "auto",
                         overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Rebuild the model of a run folder or checkpoint and evaluate it again into ``out_dir``."""
+    run = Path(checkpoint)
+    if run.is_dir() and not (run / "checkpoint-last.pt").exists() and (run / "recipe.json").exists():
+        task = json.loads((run / "recipe.json").read_text()).get("task")
+        raise ValueError(
+            f"{run} is a run of task {task!r} without a checkpoint (zero-shot runs do not train); "
+            "run it again with `energyview train RECIPE --out DIR --set evaluation.temperature=T`"
+        )
     state = load_checkpoint(checkpoint)
     recipe_dict = state.get("extra", {}).get("recipe")
     if recipe_dict is None:
@@ -162,14 +186,18 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = Non
     for section, values in (overrides or {}).items():
         recipe_dict[section].update(values)
     recipe = recipe_from_dict(recipe_dict, f"recipe stored in {checkpoint}")
+    if recipe.task not in ("classifier", "jem"):
+        raise ValueError(f"`energyview ood` re-evaluates classifier and JEM runs; {checkpoint} is a {recipe.task!r} run, "
+                         "so run its recipe again with `energyview train` and --set evaluation.<key>=<value>")
     test_set = build_dataset(recipe.data.name, split=recipe.evaluation.split, **recipe.data.options)
     model = build_classifier(recipe, test_set.num_classes, test_set.input_shape[0])
     model.load_state_dict(state["model"])
     model.to(resolve_device(device))
     if out_dir is not None:
         out = Path(out_dir)
-    else:  # next to the checkpoint: the run folder itself, or the folder holding the .pt file
-        out = Path(checkpoint).parent if Path(checkpoint).is_file() else Path(checkpoint)
+    else:  # a subfolder of the run, so that the report written at training time is kept
+        run = Path(checkpoint).parent if Path(checkpoint).is_file() else Path(checkpoint)
+        out = run / f"ood-T{recipe.evaluation.temperature:g}"
     return evaluate_classifier(model, recipe, test_set, out)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .energies.base import check_temperature
 from .training.config import TrainConfig
 
 __all__ = [
@@ -57,6 +58,9 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)
     temperature: float = 1.0
 
+    def __post_init__(self) -> None:
+        _check_temperature_key("model.temperature", self.temperature)
+
 
 @dataclass
 class ObjectiveConfig:
@@ -80,6 +84,13 @@ class EvalConfig:
     ece_bins: int = 15
     plots: bool = True
 
+    def __post_init__(self) -> None:
+        _check_temperature_key("evaluation.temperature", self.temperature)
+        if not 0.0 < self.tpr <= 1.0:
+            raise ValueError(f"evaluation.tpr must lie in (0, 1], got {self.tpr}; for 95% write 0.95")
+        if self.batch_size < 1 or self.ece_bins < 1:
+            raise ValueError(f"evaluation.batch_size and evaluation.ece_bins must be >= 1, got {self.batch_size} and {self.ece_bins}")
+
 
 @dataclass
 class Recipe:
@@ -98,13 +109,18 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+def _check_temperature_key(key: str, value: float) -> None:
+    try:
+        check_temperature(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{key}: {error}") from error
+
+
 def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
     """Build a :class:`Recipe` from a nested dict, rejecting unknown keys and wrong types."""
     try:
-        return _build(Recipe, data, source)
+        return _build(Recipe, data, "")
     except (TypeError, ValueError) as error:
-        if isinstance(error, RecipeError):
-            raise
         raise RecipeError(f"{source}: {error}") from error
 
 
@@ -120,7 +136,8 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     data.setdefault("name", path.stem)
     for override in overrides or []:
         _apply_override(data, override)
-    return recipe_from_dict(data, str(path))
+    source = f"{path} with --set {' '.join(overrides)}" if overrides else str(path)
+    return recipe_from_dict(data, source)
 
 
 def find_recipe(name_or_path: str | Path) -> Path:
@@ -157,26 +174,29 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
     node[parts[-1]] = yaml.safe_load(value)
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def _build(cls: type, data: Any, section: str) -> Any:
+    """Build dataclass ``cls`` from ``data``; ``section`` is its dotted key ("" for the recipe)."""
     if not isinstance(data, dict):
-        raise RecipeError(f"{where} must be a mapping, got {type(data).__name__} ({data!r})")
+        raise RecipeError(f"{section or 'the recipe'} must be a mapping, got {type(data).__name__} ({data!r})")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in names]
     if unknown:
         close = difflib.get_close_matches(str(unknown[0]), names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise RecipeError(f"{where}: unknown key {unknown[0]!r}{hint} (allowed: {', '.join(names)})")
+        prefix = f"{section}: " if section else ""
+        raise RecipeError(f"{prefix}unknown key {unknown[0]!r}{hint} (allowed: {', '.join(names)})")
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
-        kwargs[key] = _build(hint, value, f"{where}.{key}") if dataclasses.is_dataclass(hint) else _check_type(hint, value, f"{where}.{key}")
+        path = f"{section}.{key}" if section else key
+        kwargs[key] = _build(hint, value, path) if dataclasses.is_dataclass(hint) else _check_type(hint, value, path)
     try:
         return cls(**kwargs)
     except TypeError as error:
-        raise RecipeError(f"{where}: {error}") from error
-    except ValueError as error:
-        raise RecipeError(f"{where}: {error}") from error
+        raise RecipeError(f"{section or 'recipe'}: {error}") from error
+    except ValueError as error:  # the dataclasses' own checks name the full key already
+        raise RecipeError(str(error)) from error
 
 
 def _check_type(hint: Any, value: Any, where: str) -> Any:

@@ -4,7 +4,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import GuardConfig, TrainConfig
 from .guard import DivergenceError, DivergenceGuard
 from .logger import MetricsLogger
-from .trainer import Trainer, resolve_device, seed_everything
+from .trainer import Trainer, TrainingInterrupted, resolve_device, seed_everything
 
 __all__ = [
     "DivergenceError",
@@ -13,6 +13,7 @@ __all__ = [
     "MetricsLogger",
     "TrainConfig",
     "Trainer",
+    "TrainingInterrupted",
     "load_checkpoint",
     "resolve_device",
     "save_checkpoint",

@@ -35,8 +35,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         path = path / "checkpoint-last.pt"
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} not found; pass a run folder or a .pt file written by `energyview train`")
-    # weights_only=False: checkpoints hold the config dict and RNG states next to the tensors.
-    return torch.load(path, map_location=map_location, weights_only=False)
+    # weights_only=False: checkpoints contain the config dict and RNG states next to the tensors.
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # torch.load raises pickle, zip and runtime errors alike
+        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); "
+                         "pass a checkpoint-last.pt written by `energyview train`") from error
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{path} is not an energyview checkpoint (no 'model' entry); pass one written by `energyview train`")
+    return state
 
 
 def capture_rng_state() -> dict[str, Any]:

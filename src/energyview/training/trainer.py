@@ -7,7 +7,9 @@ import logging
 import math
 import os
 import random
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,11 +26,44 @@ from .config import TrainConfig
 from .guard import DivergenceGuard
 from .logger import MetricsLogger
 
-__all__ = ["Trainer", "resolve_device", "seed_everything"]
+__all__ = ["Trainer", "TrainingInterrupted", "resolve_device", "seed_everything"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint-last.pt"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training between two steps; ``checkpoint`` is where the state was saved."""
+
+    def __init__(self, step: int, checkpoint: Path | None) -> None:
+        super().__init__(f"training interrupted after step {step}")
+        self.step, self.checkpoint = step, checkpoint
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Turn the first SIGINT into a flag read between steps; a second SIGINT interrupts at once.
+
+    Outside the main thread signal handlers cannot be installed, so Ctrl-C keeps its default.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    state = {"interrupted": False}
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if state["interrupted"]:
+            raise KeyboardInterrupt
+        state["interrupted"] = True
+        log.warning("Ctrl-C: stopping after the current step (press again to stop at once, without saving)")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: state["interrupted"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def seed_everything(seed: int) -> None:
@@ -178,25 +213,33 @@ class Trainer:
         return scale
 
     def fit(self, resume: bool = False) -> dict[str, float]:
-        """Train until ``epochs`` or ``max_steps``; return the last logged values."""
+        """Train until ``epochs`` or ``max_steps``; return the last logged values.
+
+        Ctrl-C (SIGINT) takes effect between steps: the step in progress finishes, the checkpoint
+        is saved, and :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) is raised, so that
+        ``fit(resume=True)`` continues exactly. A second Ctrl-C stops at once without saving.
+        """
         if resume and not self.resume():
             log.info("no checkpoint to resume from in %s; starting from scratch", self.out_dir)
         last: dict[str, float] = {}
         progress = self._progress_bar()
         try:
-            while self.epoch < self.config.epochs and self.step < self.total_steps:
-                last = self._run_epoch(progress) or last
-        except KeyboardInterrupt:
-            log.warning("interrupted at step %d; saving the checkpoint before exiting", self.step)
-            self.save()
-            raise
+            with _deferred_interrupt() as interrupted:
+                while self.epoch < self.config.epochs and self.step < self.total_steps:
+                    last = self._run_epoch(progress, interrupted) or last
         finally:
             progress.close()
             self.logger.close()
         self.save(finished=True)
         return last
 
-    def _run_epoch(self, progress: Any) -> dict[str, float]:
+    def _stop_for_interrupt(self) -> None:
+        path = self.save()
+        where = f"; checkpoint saved to {path}" if path is not None else ""
+        log.warning("interrupted after step %d%s", self.step, where)
+        raise TrainingInterrupted(self.step, path)
+
+    def _run_epoch(self, progress: Any, interrupted: Callable[[], bool] = lambda: False) -> dict[str, float]:
         self.model.train()
         self.objective.train()
         last: dict[str, float] = {}
@@ -215,6 +258,8 @@ class Trainer:
                 self.logger.log(self.step, {**values, "lr": self.optimizer.param_groups[0]["lr"]})
             if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                 self.save()
+            if interrupted():
+                self._stop_for_interrupt()
             if self.step >= self.total_steps:
                 return last
         self.epoch += 1
