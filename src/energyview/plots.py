@@ -75,9 +75,10 @@ def plot_roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: s
     """Plot ``{score name: (fpr, tpr)}`` ROC curves (OOD as the positive class) on one axis."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 4))
-    for name, (fpr, tpr) in curves.items():
+    styles = ["-", "--", "-.", ":"]  # scores often coincide (energy and max-logit), so vary the line style
+    for i, (name, (fpr, tpr)) in enumerate(curves.items()):
         label = f"{name} (AUROC {aurocs[name]:.3f})" if aurocs and name in aurocs else name
-        ax.plot(fpr, tpr, label=label)
+        ax.plot(fpr, tpr, label=label, linestyle=styles[i % len(styles)], linewidth=1.6)
     ax.plot([0, 1], [0, 1], color="gray", linestyle=":", linewidth=1)
     ax.set_xlabel("false positive rate (in-distribution flagged)")
     ax.set_ylabel("true positive rate (OOD flagged)")
@@ -89,7 +90,7 @@ def plot_roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: s
 
 def plot_reliability_diagram(confidence: Sequence[float], accuracy: Sequence[float], counts: Sequence[int],
                              path: str | Path, ece: float | None = None, title: str | None = None) -> Path:
-    """Bar chart of per-bin accuracy against the diagonal of perfect calibration."""
+    """Plot per-bin accuracy against the diagonal of perfect calibration, with each bin's count."""
     plt = _pyplot()
     confidence, accuracy, counts = map(np.asarray, (confidence, accuracy, counts))
     n_bins = len(counts)
@@ -97,8 +98,12 @@ def plot_reliability_diagram(confidence: Sequence[float], accuracy: Sequence[flo
     fig, ax = plt.subplots(figsize=(4.2, 4))
     filled = counts > 0
     ax.bar(edges[:-1][filled], accuracy[filled], width=1.0 / n_bins, align="edge", edgecolor="black", label="accuracy")
-    ax.bar(edges[:-1][filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=1.0 / n_bins,
-           align="edge", color="red", alpha=0.3, label="gap to confidence")
+    low = np.minimum(confidence, accuracy)[filled]
+    gap = np.abs(confidence - accuracy)[filled]
+    ax.bar(edges[:-1][filled], gap, bottom=low, width=1.0 / n_bins, align="edge", color="none",
+           edgecolor="red", hatch="//", label="|confidence - accuracy|")
+    for left, top, count in zip(edges[:-1][filled], np.maximum(confidence, accuracy)[filled], counts[filled]):
+        ax.text(left + 0.5 / n_bins, min(top + 0.01, 0.97), str(int(count)), ha="center", va="bottom", fontsize=6)
     ax.plot([0, 1], [0, 1], color="gray", linestyle=":")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)

@@ -147,6 +147,7 @@ def compare_with_classifier(recipe: Recipe, jem_metrics: dict[str, Any], out: Pa
              "| metric | classifier | jem |", "|---|---:|---:|"]
     lines += [f"| {row['metric']} | {row['classifier']:.4f} | {row['jem']:.4f} |" for row in rows]
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
+    print("\n" + "\n".join(lines))  # last on screen, so the baseline's table is not read as JEM's
     return comparison
 
 
