@@ -32,7 +32,9 @@ def test_evaluation_leaves_model_and_inputs_unchanged():
     evaluate_ood(model, id_set, {"wide": ood_set}, ["energy", "msp"])
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
-    assert model.training and model.net.training and model.net[4].training
+    assert model.training
+    assert model.net.training
+    assert model.net[4].training
     assert torch.equal(id_set.tensors[0], inputs_before)
     assert all(p.grad is None for p in model.parameters())
 

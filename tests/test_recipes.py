@@ -59,7 +59,7 @@ def test_evaluation_typos_fail_before_training(tmp_path, capsys, override, messa
     assert re.search(message, capsys.readouterr().err)
 
 
-def test_ood_rejects_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
+def test_ood_rejects_non_checkpoint_file(tmp_path, capsys):
     (tmp_path / "bad.pt").write_text("garbage\n")
     code = main(["ood", str(tmp_path / "bad.pt")])
     assert code == 2

@@ -57,9 +57,9 @@ class EnergyModel(nn.Module):
     Args:
         temperature: T > 0 in p(y | x) = softmax(-E(x, .) / T) and F(x) = -T logsumexp(-E / T).
 
-    Shapes: ``x`` is a batch of B inputs; ``candidates`` is whatever the subclass scores against
-    (``None`` means its default set: the class labels of a classifier, the other side of the
-    batch of a pair model). ``energy_matrix`` returns ``[B, K]``; ``energy`` and
+    Shapes: ``x`` is a batch of B inputs. ``candidates`` is whatever the subclass scores against,
+    and ``None`` means its default set (the class labels of a classifier, or the other side of
+    the batch of a pair model). ``energy_matrix`` returns ``[B, K]``; ``energy`` and
     ``free_energy`` return ``[B]``.
     """
 
@@ -136,8 +136,8 @@ def check_labels(y: torch.Tensor, batch_size: int, num_candidates: int) -> torch
 class scoring_mode:  # noqa: N801 - used like torch.no_grad
     """Context manager: put ``model`` in eval mode, then restore every submodule's own mode.
 
-    ``model.train(previous)`` would flip submodules that were deliberately left in another mode
-    (a frozen backbone in eval inside a training model); this restores each one as it was.
+    ``model.train(previous)`` would flip submodules that were deliberately left in another mode,
+    such as a frozen backbone in eval inside a training model. This restores each one as it was.
     """
 
     def __init__(self, model: nn.Module) -> None:

@@ -1,7 +1,7 @@
 """The interface every training objective implements.
 
 An objective is a ``nn.Module`` that maps ``(model, batch)`` to a dict of named scalar tensors.
-The dict always holds ``"loss"`` (what the trainer back-propagates) and, where the objective has
+The dict always contains ``"loss"`` (what the trainer back-propagates) and, where the objective has
 them, its two phases: ``"energy_pos"`` (mean energy of observed pairs or data, pushed down) and
 ``"energy_neg"`` (mean energy of negatives, pushed up). Other entries are logged as they are.
 Objectives keep their state (a replay buffer, a learnable bias) in parameters and buffers, so the

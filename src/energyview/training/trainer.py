@@ -90,8 +90,8 @@ class Trainer:
     gradients across ranks under ``torchrun``, clips them, checks every value with the divergence
     guard and only then steps the optimizer. Checkpoints (model, objective state, optimizer,
     scheduler, RNG and data position) are written atomically to ``out_dir/checkpoint-last.pt``
-    at each epoch end and every ``checkpoint_every`` steps; ``fit(resume=True)`` continues
-    from there exactly where the data order left off.
+    at each epoch end and every ``checkpoint_every`` steps. ``fit(resume=True)`` continues from
+    there, at the same place in the data order.
 
     Args:
         model: the energy model to train.
