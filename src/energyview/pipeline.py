@@ -60,18 +60,16 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, resume: bool = False) -> dic
 
 def check_evaluation_names(recipe: Recipe) -> None:
     """Reject unknown OOD score and dataset names before any training time is spent."""
-    from .data import list_datasets
+    from .data.registry import check_dataset_name
     from .ood import get_score
 
     for name in recipe.evaluation.scores:
         get_score(name)  # raises with the known names and close matches
-    known = list_datasets()
-    for entry in [recipe.data.name, *recipe.evaluation.ood_sets, *([recipe.data.outliers] if recipe.data.outliers else [])]:
-        name = entry.partition(":")[0]
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=2)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ValueError(f"unknown dataset {name!r} in recipe {recipe.name!r}; known datasets: {', '.join(known)}.{hint}")
+    entries = [recipe.data.name, *recipe.evaluation.ood_sets]
+    if recipe.data.outliers:
+        entries.append(recipe.data.outliers)
+    for entry in entries:
+        check_dataset_name(entry.partition(":")[0])
 
 
 class NoisyDataset(Dataset):

@@ -120,6 +120,14 @@ def list_datasets() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def check_dataset_name(name: str) -> None:
+    """Raise ``ValueError`` listing the known names and close matches unless ``name`` is registered."""
+    if name not in _BUILDERS:
+        close = difflib.get_close_matches(str(name), list(_BUILDERS), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}.{hint}")
+
+
 def build_dataset(name: str, split: str = "train", **kwargs: Any) -> Dataset:
     """Build the registered dataset ``name`` for ``split``, passing ``kwargs`` to its builder.
 
@@ -133,10 +141,7 @@ def build_dataset(name: str, split: str = "train", **kwargs: Any) -> Dataset:
         >>> len(test), test.input_shape, test.num_classes, test.data_range
         (450, (1, 8, 8), 10, (-1.0, 1.0))
     """
-    if name not in _BUILDERS:
-        close = difflib.get_close_matches(str(name), list(_BUILDERS), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}.{hint}")
+    check_dataset_name(name)
     dataset = _BUILDERS[name](split=split, **kwargs)
     missing = [attribute for attribute in _REQUIRED_ATTRIBUTES if not hasattr(dataset, attribute)]
     if missing:

@@ -44,8 +44,8 @@ def collect_scores(model: EnergyModel, dataset: Dataset, names: Sequence[str], t
     """Score every sample of ``dataset`` in eval mode, leaving the model as it was.
 
     Returns ``({score name: [N]}, {"probs": [N, K], "labels": [N]})``. The energy matrix is
-    computed once per batch and shared by every score that only needs it; scores that need the
-    input (such as an input-gradient norm) get the batch itself.
+    computed once per batch and shared by every score that only needs it. Scores that need the
+    input, such as an input-gradient norm, get the batch itself.
     """
     t = check_temperature(temperature)
     if len(dataset) == 0:
